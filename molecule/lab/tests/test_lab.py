@@ -1,5 +1,9 @@
 """Lab hosts boot systemd and reach each other by name."""
 
+import os
+
+import testinfra
+
 PEERS = {"alpha": "beta", "beta": "alpha"}
 
 
@@ -54,8 +58,15 @@ def test_apt_uses_only_the_local_repository(host):
 
 
 def test_host_has_a_cgroup_of_its_own(host):
-    """Hosts that shared one cgroup would share unit cgroups too, so stopping
-    a service on one host would kill it on the others."""
+    """Hosts started from one shared cgroup would create their units' cgroups
+    in one folder and race each other (seen as status=219/CGROUP at boot).
+    Inside a host the cgroup namespace hides the path, so read it from the
+    controller."""
     name = host.backend.get_hostname()
-    cgroup = host.file("/proc/1/cgroup").content_string
-    assert f"/bmms-lab/bmms-mlab-{name}/" in cgroup, f"PID 1 of {name} runs in {cgroup!r}"
+    controller = testinfra.get_host("local://")
+    folder = f"/var/lib/bmms-lab/mlab/hosts/{name}"
+    nspawn = controller.file(f"{folder}/nspawn.pid").content_string.strip()
+    init = controller.run(f"ps --ppid {nspawn} -o pid=").stdout.split()
+    assert init, f"no host init process under nspawn pid {nspawn}"
+    cgroups = controller.file(f"/proc/{init[0]}/cgroup").content_string
+    assert f":/bmms-lab/bmms-mlab-{name}/" in cgroups, f"PID 1 of {name} runs in {cgroups!r}"
