@@ -90,7 +90,7 @@ def check_lab_name(name: Any) -> str:
 
 
 def spec_from_inventory_data(data: dict[str, Any]) -> LabSpec:
-    """Build a LabSpec from the JSON that `ansible-inventory --list` prints.
+    """Build a LabSpec from the JSON that `ansible-inventory --list --export` prints.
 
     Raises LabError naming the variable or host to fix.
     """
@@ -171,7 +171,10 @@ def load_spec(inventory: Path) -> LabSpec:
         raise LabError(f"inventory not found: {inventory}")
     command = _ansible_inventory_command()
     result = subprocess.run(
-        [*command, "-i", str(inventory), "--list"],
+        # --export keeps variables as written: it does not evaluate lookups
+        # (which could create or print secrets) and keeps group vars in
+        # their groups.
+        [*command, "-i", str(inventory), "--list", "--export"],
         text=True,
         capture_output=True,
         check=False,
