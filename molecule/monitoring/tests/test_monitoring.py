@@ -1,7 +1,7 @@
 """Prometheus, its exporters and the Grafana provisioning on the monitoring lab.
 
 Tests that query Prometheus run once, from the controller, against the
-monitoring host's API; tests that take the ``host`` fixture run on every
+monitoring host's API. Tests that take the ``host`` fixture run on every
 lab host.
 """
 
@@ -66,7 +66,7 @@ def metric_names(expr: str) -> set[str]:
     """Return the metric names a PromQL expression selects.
 
     Strings, label matchers, ranges and by/on label lists are removed
-    first; what remains is a name unless it is a keyword or a function.
+    first. What remains is a name unless it is a keyword or a function.
     """
     text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
     text = re.sub(r"\{[^}]*\}", " ", text)
@@ -105,7 +105,7 @@ def read_file(lab_host, path: str) -> str:
 
 
 def wait_for(condition, timeout: float, interval: float = 2.0):
-    """Call condition() until it returns a true value or timeout seconds pass; return its last value."""
+    """Call condition() until it returns a true value or timeout seconds pass, and return its last value."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -255,7 +255,7 @@ def test_promtool_accepts_rules(monitoring_host):
 
 
 def test_broken_rule_is_rejected(monitoring_host, inventory_dir):
-    """A rule promtool rejects fails the play; Prometheus keeps its old rules and configuration."""
+    """A rule that promtool rejects fails the play, and Prometheus keeps its old rules and configuration."""
     before = prometheus_get("/api/v1/status/runtimeinfo")
     broken = {"prometheus_extra_rule_groups": [{"name": "broken", "rules": [{"alert": "Broken", "expr": "rate(up[5m]"}]}]}
     project = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])

@@ -11,8 +11,8 @@ Each scrape opens one connection to PgBouncer's admin console (database
 connection settings come from libpq's environment (PGHOST, PGPORT, PGUSER,
 PGPASSFILE, PGSSLMODE, PGCONNECT_TIMEOUT), so no password is ever in the
 process arguments. A failed scrape sets pgbouncer_up to 0 instead of
-failing the HTTP request, so Prometheus tells "exporter down" (up == 0)
-apart from "PgBouncer unreachable" (pgbouncer_up == 0).
+failing the HTTP request, so Prometheus can distinguish "exporter down"
+(up == 0) from "PgBouncer unreachable" (pgbouncer_up == 0).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ POOL_GAUGES = {
 }
 
 # SHOW STATS column -> (metric name, help, scale to base unit). PgBouncer
-# reports times in microseconds; Prometheus convention is seconds.
+# reports times in microseconds, and Prometheus metrics use seconds.
 STATS_COUNTERS = {
     "total_xact_count": ("pgbouncer_stats_transactions", "Transactions pooled", 1),
     "total_query_count": ("pgbouncer_stats_queries", "Queries pooled", 1),
@@ -102,7 +102,7 @@ def pool_metrics(rows: Iterable[Row]) -> list[Metric]:
     """Build the per-pool gauges from SHOW POOLS rows.
 
     PgBouncer splits the oldest client's wait into whole seconds (maxwait)
-    and the microseconds beyond them (maxwait_us); the gauge adds the two.
+    and the microseconds beyond them (maxwait_us). The gauge adds the two.
     """
     merged = []
     for row in rows:
