@@ -6,13 +6,13 @@ from bmms_reference.core.tasks import record_probe
 
 
 class Command(BaseCommand):
-    help = "Queue COUNT record_probe tasks that each record KEY when they run."
+    help = "Queue COUNT record_probe tasks; task N records the key KEY-N when it runs."
 
     def add_arguments(self, parser):
         parser.add_argument("key", help="label stored with every run, e.g. a test's name")
         parser.add_argument("--count", type=int, default=10, help="number of tasks to queue")
 
     def handle(self, *args, **options):
-        for _ in range(options["count"]):
-            record_probe.delay(options["key"])
+        for number in range(options["count"]):
+            record_probe.delay(f"{options['key']}-{number}")
         self.stdout.write(f"queued {options['count']} probe task(s) with key {options['key']}")

@@ -14,14 +14,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name", choices=["heartbeat", "probe"], help="task whose runs to print")
-        parser.add_argument("--key", default=None, help="only runs recorded with this key")
+        parser.add_argument("--key-prefix", default=None, help="only runs whose key starts with this text")
         parser.add_argument("--seconds", type=float, default=3600.0, help="how far back to look")
 
     def handle(self, *args, **options):
         since = timezone.now() - timedelta(seconds=options["seconds"])
         runs = TaskRun.objects.using("default").filter(name=options["name"], created_at__gte=since)
-        if options["key"] is not None:
-            runs = runs.filter(key=options["key"])
+        if options["key_prefix"] is not None:
+            runs = runs.filter(key__startswith=options["key_prefix"])
         rows = [
             {"worker": run.worker, "key": run.key, "at": run.created_at.timestamp()}
             for run in runs.order_by("created_at")
