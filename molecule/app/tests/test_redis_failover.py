@@ -56,7 +56,7 @@ class ReadyWatcher(threading.Thread):
 
 
 def probe_keys(prefix):
-    result = manage(WEB_HOSTS[0], f"task_runs probe --key-prefix {prefix}- --seconds 900")
+    result = manage(WEB_HOSTS[0], f"task_runs probe --key-prefix {prefix} --seconds 900")
     assert result.rc == 0, result.stderr
     return {run["key"] for run in json.loads(result.stdout)}
 

@@ -155,9 +155,15 @@ else:
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="cache+memory://")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout": 10}
+# A Redis failover leaves the local endpoint without a master for a few
+# seconds, so connecting and publishing retry for up to 15 s before a
+# task is reported as failed to queue. Kombu stops its connection retries
+# after CELERY_BROKER_CONNECTION_TIMEOUT seconds.
+BROKER_RETRY = {"max_retries": 20, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_BROKER_CONNECTION_TIMEOUT = 15
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout": 10, **BROKER_RETRY}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout": 10}
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 10, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 2}
+CELERY_TASK_PUBLISH_RETRY_POLICY = BROKER_RETRY
 # One message at a time per process, so a broker failover strands few
 # messages in a worker's prefetch buffer.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -3,13 +3,17 @@
 import tempfile
 from io import StringIO
 from pathlib import Path
+from unittest import mock
 
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import TestCase
 
+from redis.exceptions import ResponseError
+
 from bmms_reference.core.models import Moa, User
+from bmms_reference.core.queueing import delay_with_retry
 
 HEADER = "username,email,first_name,last_name,moa\n"
 THREE_USERS = HEADER + (
@@ -124,3 +128,28 @@ class ImportUsersTests(TestCase):
         call_command("import_users", "mafar", self.write_csv(THREE_USERS), "--dry-run", stdout=output)
         self.assertIn("3 row(s) valid", output.getvalue())
         self.assertEqual(User.objects.count(), 0)
+
+
+class QueueingTests(TestCase):
+    def test_noreplicas_reply_retried(self):
+        task = mock.Mock(name="task")
+        task.delay.side_effect = [ResponseError("NOREPLICAS Not enough good replicas to write."), "queued"]
+        with mock.patch("bmms_reference.core.queueing.time.sleep"):
+            self.assertEqual(delay_with_retry(task, 7), "queued")
+        self.assertEqual(task.delay.call_count, 2)
+
+    def test_other_reply_raised_at_once(self):
+        task = mock.Mock(name="task")
+        task.delay.side_effect = ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+        with self.assertRaises(ResponseError):
+            delay_with_retry(task, 7)
+        self.assertEqual(task.delay.call_count, 1)
+
+    def test_retries_stop_at_deadline(self):
+        task = mock.Mock(name="task")
+        task.delay.side_effect = ResponseError("READONLY You can't write against a read only replica.")
+        with mock.patch("bmms_reference.core.queueing.time.sleep"), \
+                mock.patch("bmms_reference.core.queueing.time.monotonic", side_effect=[0.0, 10.0, 31.0]):
+            with self.assertRaises(ResponseError):
+                delay_with_retry(task, 7)
+        self.assertEqual(task.delay.call_count, 2)

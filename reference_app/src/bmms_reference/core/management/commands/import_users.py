@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models.functions import Lower
 
 from bmms_reference.core.models import Moa, User
+from bmms_reference.core.queueing import delay_with_retry
 from bmms_reference.core.tasks import send_welcome_email
 
 COLUMNS = ("username", "email", "first_name", "last_name", "moa")
@@ -161,7 +162,7 @@ class Command(BaseCommand):
                         setattr(user, field, getattr(row, field))
                     user.save(using="default")
                     created += 1
-                    transaction.on_commit(lambda pk=user.pk: send_welcome_email.delay(pk), using="default")
+                    transaction.on_commit(lambda pk=user.pk: delay_with_retry(send_welcome_email, pk), using="default")
                     continue
                 changes = [field for field in NAME_FIELDS if getattr(user, field) != getattr(row, field)]
                 if changes:

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
+from bmms_reference.core.queueing import delay_with_retry
 from bmms_reference.core.tasks import record_probe
 
 
@@ -14,5 +15,5 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         for number in range(options["count"]):
-            record_probe.delay(f"{options['key']}-{number}")
+            delay_with_retry(record_probe, f"{options['key']}-{number}")
         self.stdout.write(f"queued {options['count']} probe task(s) with key {options['key']}")
