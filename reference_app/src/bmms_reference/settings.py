@@ -67,7 +67,7 @@ INSTALLED_APPS = [
     "bmms_reference.core",
 ]
 
-# Probes come first: they must answer whatever Host header or scheme the
+# Probes come first: they must respond to whatever Host header or scheme the
 # load balancer's health check uses, and they must not count as traffic
 # that SecurityMiddleware redirects to HTTPS.
 MIDDLEWARE = [
