@@ -284,6 +284,30 @@ def test_broken_rule_is_rejected(monitoring_host, inventory_dir):
     assert "bmms-availability" in groups
 
 
+def test_preflight_rejects_missing_secret(inventory_dir):
+    """An empty exporter password stops the playbook in its first play, before any host changes."""
+    project = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+    result = subprocess.run(
+        [
+            "ansible-playbook",
+            "--inventory", str(inventory_dir),
+            "--extra-vars", json.dumps({"bmms_redis_monitoring_password": ""}),
+            str(project / "playbooks/monitoring.yml"),
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, "the playbook ran with an empty Redis monitoring password"
+    assert "redis_exporter_redis_password is empty" in output, output[-2000:]
+    assert "bmms_redis_monitoring_password" in output, output[-2000:]
+    recap = output[output.rindex("PLAY RECAP"):]
+    assert re.findall(r"changed=(\d+)", recap) == ["0"] * 3, recap
+    assert "Export host metrics" not in output, "a play after the checks ran"
+
+
 def test_no_secret_in_process_list(host):
     variables = host.ansible.get_variables()
     processes = host.run("ps -eww -o args").stdout
