@@ -27,6 +27,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Every booted lab host runs its own systemd, which takes several inotify
+# instances; the kernel default of 128 per user stops the boot of a lab of
+# a few dozen hosts with "Too many open files".
+if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then
+  echo "setup: raising fs.inotify.max_user_instances to 1024 for the lab hosts"
+  echo 1024 > /proc/sys/fs/inotify/max_user_instances
+fi
+
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum "$top/requirements-dev.txt" | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
