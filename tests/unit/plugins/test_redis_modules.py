@@ -72,8 +72,8 @@ def test_pairs_to_dict_pairs_keys_and_values():
 
 
 def test_sentinels_name_master():
-    answers = [("10.0.0.12", 6379), ("10.0.0.12", 6379), ("10.0.0.13", 6379)]
-    assert choose_master(answers, {}, INITIAL) == ("10.0.0.12", 6379, "sentinel")
+    replies = [("10.0.0.12", 6379), ("10.0.0.12", 6379), ("10.0.0.13", 6379)]
+    assert choose_master(replies, {}, INITIAL) == ("10.0.0.12", 6379, "sentinel")
 
 
 def test_sentinel_tie_is_ambiguous():
@@ -119,20 +119,20 @@ def test_replicas_name_master_that_is_down():
     assert choose_master([], roles, INITIAL) == ("10.0.0.11", 6379, "nodes")
 
 
-def test_nothing_answers_gives_initial_master():
+def test_no_reply_gives_initial_master():
     roles = {("10.0.0.11", 6379): None, ("10.0.0.12", 6379): None}
     assert choose_master([], roles, INITIAL) == ("10.0.0.11", 6379, "initial")
 
 
 def test_settings_to_change_lists_differences():
     current = {"quorum": "2", "down-after-milliseconds": "30000", "failover-timeout": "180000", "parallel-syncs": "1"}
-    wanted = {"quorum": 2, "down-after-milliseconds": 5000, "failover-timeout": 180000, "parallel-syncs": 1}
-    assert settings_to_change(current, wanted) == ["down-after-milliseconds"]
+    requested = {"quorum": 2, "down-after-milliseconds": 5000, "failover-timeout": 180000, "parallel-syncs": 1}
+    assert settings_to_change(current, requested) == ["down-after-milliseconds"]
 
 
 def test_settings_to_change_lists_all_for_new_master():
-    wanted = {"quorum": 2, "parallel-syncs": 1}
-    assert settings_to_change({}, wanted) == ["quorum", "parallel-syncs"]
+    requested = {"quorum": 2, "parallel-syncs": 1}
+    assert settings_to_change({}, requested) == ["quorum", "parallel-syncs"]
 
 
 @pytest.mark.parametrize(
@@ -150,7 +150,7 @@ def test_configured_auth_pass_reads_sentinel_file(line, expected):
 
 
 class FakeRedis:
-    """A loopback server that answers each command with a canned RESP reply."""
+    """A loopback server that replies to each command with a canned RESP reply."""
 
     def __init__(self, replies: dict[bytes, bytes]) -> None:
         self.replies = replies

@@ -26,6 +26,7 @@ def render_instances(tmp_path: Path, memtotal_mb: int, vcpus: int, extra_vars: d
     """Return the role's instances by name, rendered for a host with these facts."""
     variables = {"redis_host_memory_mb": memtotal_mb, "redis_host_vcpus": vcpus, **(extra_vars or {})}
     (tmp_path / "extra_vars.json").write_text(json.dumps(variables))
+
     inventory = {
         "all": {
             "vars": {"bmms_redis_password": "unit-test", "ansible_ssh_common_args": "-o ProxyCommand=false"},
@@ -33,6 +34,7 @@ def render_instances(tmp_path: Path, memtotal_mb: int, vcpus: int, extra_vars: d
         }
     }
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+
     playbook = [{
         "name": "Render the redis role's instances",
         "hosts": "r1",
@@ -44,6 +46,7 @@ def render_instances(tmp_path: Path, memtotal_mb: int, vcpus: int, extra_vars: d
         ],
     }]
     (tmp_path / "render.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))
+
     environment = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_FORCE_COLOR="0")
     environment.pop("ANSIBLE_CONFIG", None)
     result = subprocess.run(
@@ -52,6 +55,7 @@ def render_instances(tmp_path: Path, memtotal_mb: int, vcpus: int, extra_vars: d
         cwd=REPOSITORY, capture_output=True, text=True, check=False, timeout=120, env=environment,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
     report = json.loads(result.stdout)
     instances = report["plays"][0]["tasks"][-1]["hosts"]["r1"]["redis_instances"]
     return {instance["name"]: instance for instance in instances}
