@@ -7,6 +7,7 @@ the debootstrap inputs, so it is rebuilt only when one of them changes.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -104,9 +105,15 @@ def _customize(root: Path) -> None:
     for extra in (root / "etc/apt/sources.list.d").glob("*"):
         extra.unlink()
     write_file(root / "etc/apt/apt.conf.d/99bmms-lab", 'Acquire::Languages "none";\n')
-    for listing in (root / "var/lib/apt/lists").glob("*_Packages"):
+    lists = root / "var/lib/apt/lists"
+    for listing in lists.glob("*_Packages"):
         listing.unlink()
     run(["chroot", str(root), "apt-get", "clean"])
+    # Ansible's apt module skips the update while the lists folder is newer
+    # than cache_valid_time, and a fresh host would then not know the local
+    # repository's packages: date the folder back so the first use updates.
+    (root / "var/lib/apt/periodic/update-success-stamp").unlink(missing_ok=True)
+    os.utime(lists, (0, 0))
 
 
 def prune_old(prefix: str, keep: Path) -> None:
