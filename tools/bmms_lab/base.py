@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from bmms_lab.spec import CACHE_ROOT, LAB_USER
+from bmms_lab.spec import CACHE_ROOT, LAB_USER, STATE_ROOT
 from bmms_lab.system import log, run, step, write_file
 
 SUITE = "bookworm"
@@ -118,12 +118,17 @@ def _customize(root: Path) -> None:
 
 def prune_old(prefix: str, keep: Path) -> None:
     """Remove outdated caches with this prefix that no mounted lab still uses."""
-    mount_table = Path("/proc/self/mountinfo").read_text(encoding="utf-8")
+    # Hosts bind-mount the repository and wheelhouse inside their own mount
+    # namespaces, which this mount table does not show, so each lab's state
+    # file lists the caches it uses as well.
+    in_use = Path("/proc/self/mountinfo").read_text(encoding="utf-8")
+    for state in STATE_ROOT.glob("*/state.json"):
+        in_use += state.read_text(encoding="utf-8")
     for entry in CACHE_ROOT.glob(f"{prefix}*"):
         if entry == keep or not entry.is_dir() or entry.name.endswith(".staging"):
             continue
-        if str(entry) in mount_table:
-            log(f"keeping outdated cache {entry}: a running lab still uses it")
+        if str(entry) in in_use:
+            log(f"keeping outdated cache {entry}: a lab still uses it")
             continue
         log(f"removing outdated cache {entry}")
         shutil.rmtree(entry, ignore_errors=True)

@@ -392,9 +392,11 @@ def _state_file(spec_name: str) -> Path:
     return STATE_ROOT / spec_name / "state.json"
 
 
-def _write_state(spec: LabSpec) -> None:
+def _write_state(spec: LabSpec, caches: tuple[Path, ...]) -> None:
     state: dict[str, Any] = {
         "name": spec.name,
+        # Cache pruning keeps what a lab's hosts still bind-mount.
+        "caches": [str(path) for path in caches],
         "subnet": str(spec.subnet),
         "bridge": spec.bridge,
         "hosts": [
@@ -415,7 +417,7 @@ def up(spec: LabSpec, base: Path, repository: Path, wheelhouse: Path) -> None:
         if old["name"] not in wanted:
             log(f"removing host {old['name']}, which the inventory no longer lists")
             _remove_host(spec.name, old)
-    _write_state(spec)
+    _write_state(spec, (base, repository, wheelhouse))
     ensure_bridge(spec)
 
     started = []
