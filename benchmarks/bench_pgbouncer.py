@@ -71,6 +71,7 @@ class RunResult:
     failed: int
     exit_code: int
     max_server_connections: int
+    connection_seconds: float
 
 
 def load_lab() -> Lab:
@@ -92,7 +93,7 @@ def load_lab() -> Lab:
 
 def ssh_command(address: str, command: str) -> list[str]:
     return [
-        "ssh", "-i", SSH_KEY, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+        "ssh", "-i", SSH_KEY, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=no",
         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{SSH_USER}@{address}", command,
     ]
 
@@ -158,6 +159,7 @@ def run_pgbench(lab: Lab, port: int, clients: int, arguments: argparse.Namespace
     tps = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", output)
     processed = re.search(r"number of transactions actually processed: ([0-9]+)", output)
     failed = re.search(r"number of failed transactions: ([0-9]+)", output)
+    connecting = re.search(r"initial connection time = ([0-9.]+) ms", output)
     if result.returncode != 0:
         print(f"pgbench on port {port} exited with {result.returncode}:\n{output[-1500:]}", file=sys.stderr)
     return RunResult(
@@ -167,6 +169,7 @@ def run_pgbench(lab: Lab, port: int, clients: int, arguments: argparse.Namespace
         failed=int(failed.group(1)) if failed else 0,
         exit_code=result.returncode,
         max_server_connections=max(samples, default=0),
+        connection_seconds=float(connecting.group(1)) / 1000 if connecting else 0.0,
     )
 
 
@@ -186,7 +189,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--reuse", action="store_true", help="measure the already converged scenario without create, converge or destroy")
     parser.add_argument("--keep", action="store_true", help="leave the lab hosts running afterwards")
     parser.add_argument("--clients", type=int, default=1000, help="pgbench clients through PgBouncer (default 1000)")
-    parser.add_argument("--duration", type=int, default=20, help="seconds per pgbench run (default 20)")
+    parser.add_argument(
+        "--duration", type=int, default=30,
+        help="seconds per pgbench run, including the time clients take to connect (default 30)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="pgbench worker threads (default 2)")
     parser.add_argument("--scale", type=int, default=10, help="pgbench scale factor, 100000 accounts each (default 10)")
     parser.add_argument(
@@ -200,12 +206,11 @@ def main() -> int:
     arguments = parse_arguments()
     lab = load_lab()
     converge_seconds = None
-    if not arguments.reuse:
-        molecule("create")
-        converge_seconds = molecule("converge")
-
     passfile = "/tmp/bench-pgbouncer.pgpass"
     try:
+        if not arguments.reuse:
+            molecule("create")
+            converge_seconds = molecule("converge")
         remote(
             lab.primary_address,
             f"umask 077 && cat > {passfile}",
@@ -221,6 +226,8 @@ def main() -> int:
         pooled = run_pgbench(lab, 6432, arguments.clients, arguments, passfile)
         direct = run_pgbench(lab, 5432, direct_capacity(lab), arguments, passfile)
     finally:
+        # Also after a failed create or converge: the lab is removed unless
+        # --keep or --reuse asks to leave it.
         remote(
             lab.primary_address,
             f"PGPASSFILE={passfile} PGSSLMODE=require {PGBENCH} -i -I d -h {lab.primary_address} -p 5432"
@@ -237,10 +244,13 @@ def main() -> int:
         print(f"molecule converge -s {SCENARIO}:        {converge_seconds:8.1f} s")
     for label, run in (("through PgBouncer (6432)", pooled), ("direct to PostgreSQL (5432)", direct)):
         print(f"{label:28} clients {run.clients:5}  tps {run.tps:9.1f}  transactions {run.transactions:8}"
-              f"  failed {run.failed}  exit {run.exit_code}  max server connections {run.max_server_connections}")
+              f"  failed {run.failed}  exit {run.exit_code}  connecting {run.connection_seconds:.1f} s"
+              f"  max server connections {run.max_server_connections}")
+        if run.transactions == 0:
+            print(f"  {label}: no transaction completed, because connecting took the whole run; raise --duration")
     print(f"PgBouncer server connections: at most {pooled.max_server_connections} seen, "
           f"pool cap {cap} (default_pool_size {lab.pool_size} + reserve_pool_size {lab.reserve_pool_size})")
-    if direct.tps > 0:
+    if direct.tps > 0 and pooled.tps > 0:
         print(f"TPS ratio PgBouncer / direct: {pooled.tps / direct.tps:.2f}")
     return 0
 
