@@ -28,8 +28,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # Every booted lab host runs its own systemd, which takes several inotify
-# instances; the kernel default of 128 per user stops the boot of a lab of
-# a few dozen hosts with "Too many open files".
+# instances. At the kernel default of 128 per user, a lab of a few dozen
+# hosts fails to boot with "Too many open files".
 if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then
   echo "setup: raising fs.inotify.max_user_instances to 1024 for the lab hosts"
   echo 1024 > /proc/sys/fs/inotify/max_user_instances

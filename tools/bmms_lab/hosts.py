@@ -65,10 +65,10 @@ def ensure_bridge(spec: LabSpec) -> None:
     if not _link_exists(spec.bridge):
         run(["ip", "link", "add", spec.bridge, "type", "bridge"])
     addresses = json.loads(run(["ip", "-j", "-4", "addr", "show", "dev", spec.bridge]).stdout or "[]")
-    wanted = str(spec.bridge_address)
+    expected = str(spec.bridge_address)
     present = {info["local"] for entry in addresses for info in entry.get("addr_info", [])}
-    if wanted not in present:
-        run(["ip", "addr", "add", f"{wanted}/{spec.subnet.prefixlen}", "dev", spec.bridge])
+    if expected not in present:
+        run(["ip", "addr", "add", f"{expected}/{spec.subnet.prefixlen}", "dev", spec.bridge])
     run(["ip", "link", "set", spec.bridge, "up"])
     # Hosts get a default route to the bridge so their facts name an address,
     # but nothing that arrives on the bridge is forwarded beyond this machine.

@@ -1,9 +1,9 @@
 """Lab specification: which hosts to boot, read from an Ansible inventory.
 
-An inventory becomes a lab when its `all` group sets `bmms_lab_name` (a short
-prefix carried by everything the lab creates) and `bmms_lab_subnet` (an IPv4
-network whose first address goes to the bridge), and every host sets
-`ansible_host` to an address inside that subnet.
+An inventory becomes a lab when its `all` group sets two variables and every
+host sets `ansible_host` to an address inside the subnet. `bmms_lab_name` is
+a short prefix carried by everything the lab creates. `bmms_lab_subnet` is an
+IPv4 network whose first address goes to the bridge.
 """
 
 from __future__ import annotations

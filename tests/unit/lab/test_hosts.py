@@ -17,11 +17,11 @@ def sleeper():
     process.wait()
 
 
-def test_unrelated_process_is_not_taken_for_a_lab_host(sleeper):
+def test_unrelated_process_not_lab_host(sleeper):
     assert not hosts.is_lab_nspawn(sleeper.pid, "bmms-t1-db1")
 
 
-def test_missing_process_is_not_taken_for_a_lab_host():
+def test_missing_process_not_lab_host():
     assert not hosts.is_lab_nspawn(2**22 + 1, "bmms-t1-db1")
 
 

@@ -46,7 +46,7 @@ def test_interface_names_fit_the_kernel_limit():
     assert len(spec.bridge) <= 15
 
 
-def test_vars_on_hosts_are_accepted_when_all_has_none():
+def test_host_level_lab_vars_accepted():
     data = inventory({"db1": "10.77.1.11"}, name=None, subnet=None)
     data["_meta"]["hostvars"]["db1"].update(bmms_lab_name="main", bmms_lab_subnet="10.77.1.0/24")
     assert spec_from_inventory_data(data).name == "main"
@@ -94,7 +94,7 @@ def test_subnet_overlapping_another_interface_is_rejected():
         check_address_clash(make_spec(), routes)
 
 
-def test_own_bridge_default_route_and_loopback_are_no_clash():
+def test_own_routes_are_no_clash():
     spec = make_spec()
     routes = [
         {"dst": "default", "gateway": "192.0.2.1", "dev": "eth0"},
