@@ -1,4 +1,4 @@
-"""The rollout role's copies of other roles' defaults still match those roles."""
+"""The rollout and preflight roles' copies of other roles' defaults still match those roles."""
 
 from pathlib import Path
 
@@ -12,10 +12,15 @@ def role_defaults(role):
     return yaml.safe_load((REPOSITORY / "roles" / role / "defaults" / "main.yml").read_text(encoding="utf-8"))
 
 
-ROLLOUT_CAPACITY_DEFAULTS = role_defaults("rollout")["rollout_capacity_defaults"]
+COPIES = {
+    "rollout": role_defaults("rollout")["rollout_capacity_defaults"],
+    "preflight": role_defaults("preflight")["preflight_capacity_defaults"],
+}
 
 
-@pytest.mark.parametrize("name", sorted(ROLLOUT_CAPACITY_DEFAULTS))
-def test_capacity_default_matches_role(name):
+@pytest.mark.parametrize(
+    ("copy", "name"), [(copy, name) for copy, values in sorted(COPIES.items()) for name in sorted(values)]
+)
+def test_capacity_default_matches_role(copy, name):
     role = name.split("_", 1)[0]
-    assert role_defaults(role)[name] == ROLLOUT_CAPACITY_DEFAULTS[name]
+    assert role_defaults(role)[name] == COPIES[copy][name]
