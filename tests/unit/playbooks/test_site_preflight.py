@@ -33,7 +33,7 @@ LAB_GROUPS = {
 }
 
 
-def run_site(directory, **changes):
+def run_site(directory, variables=None, **changes):
     groups = dict(LAB_GROUPS, **changes)
     hosts = sorted({host for members in LAB_GROUPS.values() for host in members})
     inventory = {
@@ -41,6 +41,7 @@ def run_site(directory, **changes):
             "vars": {
                 "ansible_user": "nobody",
                 "ansible_ssh_common_args": "-o ConnectTimeout=3 -o StrictHostKeyChecking=no",
+                **(variables or {}),
             },
             "hosts": {name: {"ansible_host": "127.0.0.1", "ansible_port": 9} for name in hosts},
             "children": {name: {"hosts": {host: None for host in members}} for name, members in groups.items()},
@@ -104,6 +105,17 @@ def test_bad_groups_stop_site_before_any_host_is_contacted(tmp_path, changes, ex
     returncode, report = run_site(tmp_path, **changes)
     messages = failure_messages(report)
     assert returncode != 0
+    assert any(expected in message for message in messages), messages
+    assert play_names(report) == [FIRST_PLAY], "a play after the first one started"
+    assert not any(stats["unreachable"] for stats in report["stats"].values()), "a host was contacted"
+
+
+def test_secrets_left_at_the_placeholder_stop_site_before_any_host_is_contacted(tmp_path):
+    variables = {"bmms_db_password": "CHANGE-ME", "bmms_app_secret_key": "CHANGE-ME", "bmms_redis_password": "set"}
+    returncode, report = run_site(tmp_path, variables)
+    messages = failure_messages(report)
+    assert returncode != 0
+    expected = "bmms_db_password, bmms_app_secret_key still hold the placeholder CHANGE-ME of vault.yml.example"
     assert any(expected in message for message in messages), messages
     assert play_names(report) == [FIRST_PLAY], "a play after the first one started"
     assert not any(stats["unreachable"] for stats in report["stats"].values()), "a host was contacted"
