@@ -115,3 +115,18 @@ def test_worker_restarted_for_release(second_release, name):
 def test_ready_after_release(second_release, name):
     status, body = http_json(name, "/ready/")
     assert status == 200, body
+
+
+@pytest.mark.parametrize("name", WEB_HOSTS)
+@pytest.mark.parametrize("path", ["logs", "media/uploads"])
+def test_writable_dir_is_a_shared_directory_the_service_user_can_write(second_release, name, path):
+    host = lab_host(name)
+    link = f"/opt/bmms/releases/1.1.0/app/src/{path}"
+    assert host.file(link).is_symlink
+    assert host.file(link).linked_to == f"/var/lib/bmms/shared/{path}"
+    # Written the way the services run: as bmms, through the link.
+    probe = f"{link}/probe-{name}"
+    sandbox = "--property=ProtectSystem=strict --property=ReadWritePaths=/var/lib/bmms"
+    write = host.run(f"systemd-run --quiet --pipe --wait --uid=bmms {sandbox} sh -c 'echo ok > {probe}'")
+    assert write.rc == 0, write.stderr
+    assert host.file(f"/var/lib/bmms/shared/{path}/probe-{name}").user == "bmms"

@@ -63,6 +63,8 @@ def run_playbook(tmp_path):
     def run(beat_hosts=("app1",), **overrides):
         settings = dict(VALID_SETTINGS, web_release_wheel=str(wheel), web_wheelhouse_dir=str(wheelhouse))
         for name, value in overrides.items():
+            if value == "WHEEL":
+                value = str(wheel)
             if value is None:
                 settings.pop(name, None)
             else:
@@ -113,11 +115,17 @@ def assert_rejected_before_hosts(returncode, output, message):
         ({"web_release_wheel": "/nonexistent/app.whl"}, "web_release_wheel is \"/nonexistent/app.whl\""),
         ({"celery_worker_extra_args": ["--beat"]}, 'celery_worker_extra_args contains ["--beat"]'),
         ({"celery_worker_soft_time_limit": 300}, "celery_worker_soft_time_limit (300) must be below"),
+        ({"web_release_writable_dirs": ["logs"]}, "it applies to web_release_source archive or git only (here wheel)"),
+        ({"web_release_source": "archive", "web_release_archive": "WHEEL", "web_release_writable_dirs": ["../logs"]},
+         'web_release_writable_dirs is ["../logs"]: give a list of paths relative'),
+        ({"web_release_source": "archive", "web_release_archive": "WHEEL", "web_release_writable_dirs": ["/var/log"]},
+         'web_release_writable_dirs is ["/var/log"]'),
     ],
     ids=[
         "missing-secret-key", "short-secret-key", "insecure-secret-key", "debug-in-production",
         "console-email-in-production", "csrf-origin-without-scheme", "cors-origin-without-scheme",
         "missing-db-password", "missing-wheelhouse", "missing-wheel", "embedded-beat", "soft-limit-not-below-hard",
+        "writable-dirs-with-wheel", "writable-dir-outside-tree", "writable-dir-absolute",
     ],
 )
 def test_bad_setting_rejected_before_hosts(run_playbook, overrides, message):
