@@ -91,9 +91,15 @@ def test_valid_groups_reach_the_hosts(tmp_path):
     [
         ({"loadbalancer": []}, "inventory group loadbalancer is empty or missing: add at least one host to it"),
         ({"web": []}, "inventory group web is empty or missing"),
-        ({"celery_beat": ["app1", "app2"]}, "inventory group celery_beat must hold exactly one host; it holds 2 (app1, app2)"),
+        (
+            {"celery_beat": ["app1", "app2"]},
+            "inventory group celery_beat must hold exactly one host; it holds 2 (app1, app2)",
+        ),
         ({"postgres_primary": []}, "inventory group postgres_primary is empty or missing"),
-        ({"redis_sentinel": ["db1", "db2"]}, "inventory group redis_sentinel holds 2 hosts: use an odd number of at least 3"),
+        (
+            {"redis_sentinel": ["db1", "db2"]},
+            "inventory group redis_sentinel holds 2 hosts: use an odd number of at least 3",
+        ),
         (
             {"redis_sentinel": ["db1", "db2", "db3", "app1"]},
             "inventory group redis_sentinel holds 4 hosts: use an odd number of at least 3",
@@ -101,7 +107,7 @@ def test_valid_groups_reach_the_hosts(tmp_path):
     ],
     ids=["no-loadbalancer", "no-web", "two-beats", "no-primary", "two-sentinels", "four-sentinels"],
 )
-def test_bad_groups_stop_site_before_any_host_is_contacted(tmp_path, changes, expected):
+def test_bad_groups_rejected_before_hosts(tmp_path, changes, expected):
     returncode, report = run_site(tmp_path, **changes)
     messages = failure_messages(report)
     assert returncode != 0
@@ -110,7 +116,7 @@ def test_bad_groups_stop_site_before_any_host_is_contacted(tmp_path, changes, ex
     assert not any(stats["unreachable"] for stats in report["stats"].values()), "a host was contacted"
 
 
-def test_secrets_left_at_the_placeholder_stop_site_before_any_host_is_contacted(tmp_path):
+def test_placeholder_secrets_rejected_before_hosts(tmp_path):
     variables = {"bmms_db_password": "CHANGE-ME", "bmms_app_secret_key": "CHANGE-ME", "bmms_redis_password": "set"}
     returncode, report = run_site(tmp_path, variables)
     messages = failure_messages(report)
