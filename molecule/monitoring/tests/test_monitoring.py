@@ -233,7 +233,12 @@ def test_stopped_exporter_is_down_and_alerts(lab_host_factory):
 
         def instance_down_alert():
             alerts = prometheus_get("/api/v1/alerts")["alerts"]
-            return [a for a in alerts if a["labels"].get("alertname") == "InstanceDown" and a["labels"].get("host") == "db2"]
+            return [
+                a for a in alerts
+                if a["labels"].get("alertname") == "InstanceDown"
+                and a["labels"].get("job") == "node"
+                and a["labels"].get("host") == "db2"
+            ]
 
         alerts = wait_for(instance_down_alert, timeout=45)
         assert alerts, "InstanceDown for db2 did not appear within 45 s"
@@ -308,11 +313,25 @@ def test_preflight_rejects_missing_secret(inventory_dir):
     assert "Export host metrics" not in output, "a play after the checks ran"
 
 
+def secret_forms(value: str) -> set[str]:
+    """Return the forms a secret takes in a command line: plain, URL-quoted, or with backslashes doubled."""
+    return {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value), value.replace("\\", "\\\\")}
+
+
+def test_secret_forms_cover_escaping():
+    assert secret_forms("a:b\\c@d") == {"a:b\\c@d", "a%3Ab%5Cc%40d", "a:b\\\\c@d"}
+
+
 def test_no_secret_in_process_list(host):
+    hostname = host.backend.get_hostname()
     variables = host.ansible.get_variables()
     processes = host.run("ps -eww -o args").stdout
+    # A listing without the node exporter, which runs on every host, would
+    # make the check below pass without looking at any exporter.
+    assert "prometheus-node-exporter" in processes, f"ps on {hostname} does not list the node exporter"
     for name in SECRET_VARIABLES:
-        assert variables[name] not in processes, f"the value of {name} appears in ps output on {host.backend.get_hostname()}"
+        for form in secret_forms(variables[name]):
+            assert form not in processes, f"the value of {name} appears in ps output on {hostname} as {form!r}"
 
 
 @pytest.mark.parametrize(
