@@ -9,6 +9,7 @@ else and can run again after a crash.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -36,11 +37,17 @@ STOP_TIMEOUT = 30.0
 
 
 def ensure_ssh_key() -> Path:
-    """Create the controller's lab SSH key once; every lab shares it."""
-    if not SSH_KEY.exists():
-        SSH_KEY.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(SSH_KEY.parent, 0o700)
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bmms-lab", "-f", str(SSH_KEY)])
+    """Create the controller's lab SSH key once; every lab shares it.
+
+    Labs that boot at the same time serialize on a lock file, so only one of
+    them runs ssh-keygen and the others find its key.
+    """
+    SSH_KEY.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(SSH_KEY.parent, 0o700)
+    with open(SSH_KEY.parent / ".lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not SSH_KEY.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bmms-lab", "-f", str(SSH_KEY)])
     return SSH_KEY
 
 

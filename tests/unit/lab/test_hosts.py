@@ -46,3 +46,27 @@ def test_stop_ignores_this_process_namespace(tmp_path):
     """A namespace file naming the controller's own namespace never kills it."""
     (tmp_path / "pid-namespace").write_text(os.readlink("/proc/self/ns/pid") + "\n", encoding="utf-8")
     hosts.stop_machine(tmp_path, "bmms-t1-db1")
+
+
+def test_concurrent_labs_share_one_ssh_key(tmp_path, monkeypatch):
+    """Labs booting at once all get the key that the first of them created."""
+    import threading
+
+    key = tmp_path / "ssh" / "id_ed25519"
+    monkeypatch.setattr(hosts, "SSH_KEY", key)
+    errors = []
+
+    def boot():
+        try:
+            hosts.ensure_ssh_key()
+        except Exception as error:  # noqa: BLE001 - collected for the assert below
+            errors.append(error)
+
+    threads = [threading.Thread(target=boot) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert key.read_text(encoding="utf-8").startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert (tmp_path / "ssh" / "id_ed25519.pub").read_text(encoding="utf-8").startswith("ssh-ed25519 ")
