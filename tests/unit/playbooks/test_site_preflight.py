@@ -104,8 +104,9 @@ def test_valid_groups_reach_the_hosts(tmp_path):
             {"redis_sentinel": ["db1", "db2", "db3", "app1"]},
             "inventory group redis_sentinel holds 4 hosts: use an odd number of at least 3",
         ),
+        ({"redis_sentinel": ["db1"]}, "inventory group redis_sentinel holds 1 host: use an odd number of at least 3"),
     ],
-    ids=["no-loadbalancer", "no-web", "two-beats", "no-primary", "two-sentinels", "four-sentinels"],
+    ids=["no-loadbalancer", "no-web", "two-beats", "no-primary", "two-sentinels", "four-sentinels", "one-sentinel"],
 )
 def test_bad_groups_rejected_before_hosts(tmp_path, changes, expected):
     returncode, report = run_site(tmp_path, **changes)
@@ -117,7 +118,7 @@ def test_bad_groups_rejected_before_hosts(tmp_path, changes, expected):
 
 
 def test_placeholder_secrets_rejected_before_hosts(tmp_path):
-    variables = {"bmms_db_password": "CHANGE-ME", "bmms_app_secret_key": "CHANGE-ME", "bmms_redis_password": "set"}
+    variables = {"bmms_db_password": "CHANGE-ME", "bmms_app_secret_key": " change-me ", "bmms_redis_password": "set"}
     returncode, report = run_site(tmp_path, variables)
     messages = failure_messages(report)
     assert returncode != 0
