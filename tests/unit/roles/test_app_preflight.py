@@ -120,12 +120,17 @@ def assert_rejected_before_hosts(returncode, output, message):
          'web_release_writable_dirs is ["../logs"]: give a list of paths relative'),
         ({"web_release_source": "archive", "web_release_archive": "WHEEL", "web_release_writable_dirs": ["/var/log"]},
          'web_release_writable_dirs is ["/var/log"]'),
+        ({"web_release_source": "archive", "web_release_archive": "WHEEL", "web_release_writable_dirs": 5},
+         "web_release_writable_dirs is 5: give a list of paths relative"),
+        ({"web_release_source": "archive", "web_release_archive": "WHEEL", "web_release_writable_dirs": [["a"]]},
+         'web_release_writable_dirs is [["a"]]: give a list of paths relative'),
     ],
     ids=[
         "missing-secret-key", "short-secret-key", "insecure-secret-key", "debug-in-production",
         "console-email-in-production", "csrf-origin-without-scheme", "cors-origin-without-scheme",
         "missing-db-password", "missing-wheelhouse", "missing-wheel", "embedded-beat", "soft-limit-not-below-hard",
-        "writable-dirs-with-wheel", "writable-dir-outside-tree", "writable-dir-absolute",
+        "writable-dirs-with-wheel", "writable-dir-outside-tree", "writable-dir-absolute", "writable-dirs-not-a-list",
+        "writable-dir-not-a-string",
     ],
 )
 def test_bad_setting_rejected_before_hosts(run_playbook, overrides, message):
