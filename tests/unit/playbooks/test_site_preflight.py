@@ -13,42 +13,15 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 FIRST_PLAY = "Check the inventory groups before any host is contacted"
 FACTS_PLAY = "Read every host's facts without changing it"
-LAB_GROUPS = {
-    "postgres_primary": ["db1"],
-    "postgres_replicas": ["db2", "db3"],
-    "pgbouncer": ["db1"],
-    "redis": ["db1", "db2", "db3"],
-    "redis_sentinel": ["db1", "db2", "db3"],
-    "web": ["app1", "app2"],
-    "celery_worker": ["app1", "app2"],
-    "celery_beat": ["app1"],
-    "loadbalancer": ["lb1"],
-    "monitoring": ["lb1"],
-}
 
 
-def run_site(directory, variables=None, **changes):
-    groups = dict(LAB_GROUPS, **changes)
-    hosts = sorted({host for members in LAB_GROUPS.values() for host in members})
-    inventory = {
-        "all": {
-            "vars": {
-                "ansible_user": "nobody",
-                "ansible_ssh_common_args": "-o ConnectTimeout=3 -o StrictHostKeyChecking=no",
-                **(variables or {}),
-            },
-            "hosts": {name: {"ansible_host": "127.0.0.1", "ansible_port": 9} for name in hosts},
-            "children": {name: {"hosts": {host: None for host in members}} for name, members in groups.items()},
-        }
-    }
-    path = directory / "hosts.yml"
-    path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+def run_site(write_inventory, variables=None, **changes):
+    path = write_inventory(variables, **changes)
     environment = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_FORCE_COLOR="0")
     environment.pop("ANSIBLE_CONFIG", None)
     result = subprocess.run(
@@ -76,8 +49,8 @@ def play_names(report):
     return [play["play"]["name"] for play in report["plays"]]
 
 
-def test_valid_groups_reach_the_hosts(tmp_path):
-    returncode, report = run_site(tmp_path)
+def test_valid_groups_reach_the_hosts(closed_port_inventory):
+    returncode, report = run_site(closed_port_inventory)
     assert returncode != 0
     assert failure_messages(report) == []
     assert play_names(report)[:2] == [FIRST_PLAY, FACTS_PLAY]
@@ -108,8 +81,8 @@ def test_valid_groups_reach_the_hosts(tmp_path):
     ],
     ids=["no-loadbalancer", "no-web", "two-beats", "no-primary", "two-sentinels", "four-sentinels", "one-sentinel"],
 )
-def test_bad_groups_rejected_before_hosts(tmp_path, changes, expected):
-    returncode, report = run_site(tmp_path, **changes)
+def test_bad_groups_rejected_before_hosts(closed_port_inventory, changes, expected):
+    returncode, report = run_site(closed_port_inventory, **changes)
     messages = failure_messages(report)
     assert returncode != 0
     assert any(expected in message for message in messages), messages
@@ -117,9 +90,9 @@ def test_bad_groups_rejected_before_hosts(tmp_path, changes, expected):
     assert not any(stats["unreachable"] for stats in report["stats"].values()), "a host was contacted"
 
 
-def test_placeholder_secrets_rejected_before_hosts(tmp_path):
+def test_placeholder_secrets_rejected_before_hosts(closed_port_inventory):
     variables = {"bmms_db_password": "CHANGE-ME", "bmms_app_secret_key": " change-me ", "bmms_redis_password": "set"}
-    returncode, report = run_site(tmp_path, variables)
+    returncode, report = run_site(closed_port_inventory, variables)
     messages = failure_messages(report)
     assert returncode != 0
     expected = "bmms_db_password, bmms_app_secret_key still hold the placeholder CHANGE-ME of vault.yml.example"

@@ -11,22 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
-GROUPS = {
-    "postgres_primary": ["db1"],
-    "postgres_replicas": ["db2", "db3"],
-    "pgbouncer": ["db1"],
-    "redis": ["db1", "db2", "db3"],
-    "redis_sentinel": ["db1", "db2", "db3"],
-    "web": ["app1", "app2"],
-    "celery_worker": ["app1", "app2"],
-    "celery_beat": ["app1"],
-    "loadbalancer": ["lb1"],
-    "monitoring": ["lb1"],
-}
 CHECKS = [
     "HTTPS /ready/ through nginx",
     "Web backends answer /ready/",
@@ -38,17 +25,8 @@ CHECKS = [
 ]
 
 
-def test_unreachable_hosts_give_a_failed_row_each(tmp_path):
-    hosts = sorted({host for members in GROUPS.values() for host in members})
-    inventory = {
-        "all": {
-            "vars": {"ansible_user": "nobody", "ansible_ssh_common_args": "-o ConnectTimeout=3"},
-            "hosts": {name: {"ansible_host": "127.0.0.1", "ansible_port": 9} for name in hosts},
-            "children": {name: {"hosts": {host: None for host in members}} for name, members in GROUPS.items()},
-        }
-    }
-    path = tmp_path / "hosts.yml"
-    path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+def test_unreachable_hosts_fail_each_row(closed_port_inventory):
+    path = closed_port_inventory()
     environment = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml")
     environment.pop("ANSIBLE_CONFIG", None)
     result = subprocess.run(
