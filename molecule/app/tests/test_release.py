@@ -119,7 +119,7 @@ def test_ready_after_release(second_release, name):
 
 @pytest.mark.parametrize("name", WEB_HOSTS)
 @pytest.mark.parametrize("path", ["logs", "media/uploads"])
-def test_writable_dir_is_a_shared_directory_the_service_user_can_write(second_release, name, path):
+def test_writable_dir_shared_and_writable(second_release, name, path):
     host = lab_host(name)
     link = f"/opt/bmms/releases/1.1.0/app/src/{path}"
     assert host.file(link).is_symlink
